@@ -1,7 +1,7 @@
 import { stringify } from 'yaml';
 import type { GatewayConfig, UpstreamConfig } from '../config/schema.ts';
 import { UPSTREAM_HEADER } from '../endpoints/model-call.ts';
-import { METADATA_NAMESPACE } from '../extproc/messages.ts';
+import { ANSWERED_BY_GATEWAY, METADATA_NAMESPACE } from '../extproc/messages.ts';
 
 /*
  * Envoy's bootstrap, rendered from the same configuration the ext_proc server loads, so clusters, routes and
@@ -179,6 +179,45 @@ function extProcFilter(config: GatewayConfig): Yaml {
   };
 }
 
+/**
+ * Errors Envoy generates itself (Portcullis unreachable, body over the buffer limit, timeouts) are reshaped
+ * into OpenAI's envelope so SDKs raise their usual typed errors. Portcullis' own answers carry a metadata marker
+ * and are left alone.
+ */
+function localReplyConfig(): Yaml {
+  const notAnsweredByGateway = {
+    metadata_filter: {
+      matcher: { filter: METADATA_NAMESPACE, path: [{ key: ANSWERED_BY_GATEWAY }], value: { bool_match: false } },
+      match_if_key_not_found: true,
+    },
+  };
+  const statusIs = (op: 'EQ' | 'GE', value: number) => ({
+    status_code_filter: { comparison: { op, value: { default_value: value, runtime_key: `portcullis.local_reply.${op}_${value}` } } },
+  });
+  const envelope = (message: string, type: string, code: string) => ({
+    body_format_override: {
+      json_format: { error: { message, type, param: null, code } },
+      content_type: 'application/json',
+    },
+  });
+  const mapper = (status: number, message: string, type: string, code: string) => ({
+    filter: { and_filter: { filters: [statusIs('EQ', status), notAnsweredByGateway] } },
+    ...envelope(message, type, code),
+  });
+  return {
+    mappers: [
+      mapper(500, 'The gateway could not evaluate this request (its control service is unavailable); it was not sent to any provider.', 'server_error', 'gateway_unavailable'),
+      mapper(413, 'Request body exceeds the gateway limit.', 'invalid_request_error', 'request_too_large'),
+      mapper(503, 'The upstream provider could not be reached.', 'server_error', 'upstream_unavailable'),
+      mapper(504, 'The request timed out at the gateway.', 'server_error', 'gateway_timeout'),
+      {
+        filter: { and_filter: { filters: [statusIs('GE', 400), notAnsweredByGateway] } },
+        ...envelope('%LOCAL_REPLY_BODY%', 'server_error', 'gateway_error'),
+      },
+    ],
+  };
+}
+
 function accessLog(config: GatewayConfig): Yaml[] {
   const metadata = (key: string) => `%DYNAMIC_METADATA(${METADATA_NAMESPACE}:${key})%`;
   return [
@@ -237,6 +276,7 @@ export function renderEnvoyBootstrap(config: GatewayConfig, options: RenderOptio
                     request_timeout: '0s',
                     stream_idle_timeout: '300s',
                     access_log: accessLog(config),
+                    local_reply_config: localReplyConfig(),
                     route_config: {
                       name: 'portcullis_routes',
                       // The routing header is Portcullis' alone: cleaned from external requests before any filter.

@@ -69,6 +69,8 @@ export function reject(error: GatewayError, details: string): Decision {
 }
 
 export const METADATA_NAMESPACE = 'portcullis';
+/** Metadata key set on every ImmediateResponse. */
+export const ANSWERED_BY_GATEWAY = 'answered';
 
 function setHeaderOption(key: string, value: string): HeaderValueOption {
   // raw_value only (never both fields), and `append` as a BoolValue: the forms every Envoy version honours.
@@ -144,7 +146,11 @@ export function immediateResponse(status: number, body: unknown, details: string
 
 /** The one reply for a message of the given phase. */
 export function reply(phase: Phase, decision: Decision, options: ReplyOptions): ProcessingResponse {
-  if (decision.action === 'respond') return immediateResponse(decision.status, decision.body, decision.details);
+  if (decision.action === 'respond') {
+    // The marker lets Envoy's local-reply mappers leave the gateway's own answers alone (they reshape only
+    // Envoy-generated errors into OpenAI's envelope).
+    return { ...immediateResponse(decision.status, decision.body, decision.details), dynamicMetadata: metadataStruct({ [ANSWERED_BY_GATEWAY]: true }) };
+  }
   const response: ProcessingResponse = {};
   if (phase === 'requestTrailers' || phase === 'responseTrailers') {
     const mutation = headerMutation(decision.headers);
