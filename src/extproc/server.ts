@@ -137,6 +137,23 @@ class StreamBinding {
   }
 }
 
+/**
+ * Envoy ends every ext_proc stream with RST_STREAM, and nghttp2's rapid-reset guard (1000 resets, then 33 a
+ * second) then closes the HTTP/2 connection about every thousand requests, failing the streams in flight (seen
+ * as 500s under load). The only peer here is the Envoy beside us in the pod, so the guard is raised to a rate no
+ * real load reaches. grpc-js has no option for it: its documented http2 server options object is amended
+ * before any port is bound.
+ */
+function allowEnvoyStreamResets(server: grpc.Server, logger: Logger): void {
+  const holder = server as unknown as { commonServerOptions?: Record<string, unknown> };
+  if (typeof holder.commonServerOptions !== 'object' || holder.commonServerOptions === null) {
+    logger.warn('cannot raise the HTTP/2 stream reset limit: grpc-js internals changed; expect reconnects under load');
+    return;
+  }
+  holder.commonServerOptions.streamResetBurst = 1_000_000;
+  holder.commonServerOptions.streamResetRate = 1_000_000;
+}
+
 export async function startExtProcServer(options: ExtProcServerOptions): Promise<ExtProcServer> {
   const { logger, telemetry, clock } = options;
   const server = new grpc.Server({
@@ -146,6 +163,7 @@ export async function startExtProcServer(options: ExtProcServerOptions): Promise
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 10_000,
   });
+  allowEnvoyStreamResets(server, logger);
   const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
 

@@ -91,3 +91,25 @@ describe('serving lifecycle', () => {
     expect(metrics).toContain('portcullis_open_streams 0');
   });
 });
+
+describe('Envoy resets every ext_proc stream when it is done with it', () => {
+  it('keeps serving on one connection past nghttp2’s rapid-reset guard (1000 resets)', async () => {
+    gateway = await startGateway(config, { logger: silentLogger, accessLog: new MemoryAccessLog(), processMetrics: false });
+    envoy = new FakeEnvoy(gateway.extproc.address);
+    const failures: string[] = [];
+    const oneExchange = async () => {
+      const stream = envoy!.open();
+      try {
+        const reply = await stream.exchange({ requestHeaders: { headers } });
+        if (reply.response !== 'requestHeaders') failures.push(String(reply.response));
+      } catch (error) {
+        failures.push((error as Error).message);
+      }
+      stream.cancel(); // RST_STREAM, as Envoy sends
+    };
+    for (let batch = 0; batch < 60; batch += 1) {
+      await Promise.all(Array.from({ length: 25 }, oneExchange));
+    }
+    expect(failures).toEqual([]);
+  });
+});
