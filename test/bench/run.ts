@@ -12,7 +12,7 @@ import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.ts';
 import { renderEnvoyBootstrap, upstreamClusterName } from '../../src/envoyconfig/render.ts';
 import { hashKey } from '../../src/identity/virtual-keys.ts';
-import { findTool, freePort, startEnvoy, waitFor } from '../../src/localstack/processes.ts';
+import { findTool, freePort, SERVE_NODE_FLAGS, startEnvoy, waitFor } from '../../src/localstack/processes.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const rates = (process.env.BENCH_RATES ?? '100,300,1000').split(',').map(Number);
@@ -116,8 +116,10 @@ async function main(): Promise<void> {
     ],
   });
 
-  const mock = childProcess(process.execPath, ['src/cli/main.ts', 'mock-llm', '--port', String(mockPort)]);
-  const portcullis = childProcess(process.execPath, ['src/cli/main.ts', 'serve', '--config', configFile]);
+  // The production artifact (`make build`), as a deployment runs it.
+  const cli = 'dist/portcullis.mjs';
+  const mock = childProcess(process.execPath, [cli, 'mock-llm', '--port', String(mockPort)]);
+  const portcullis = childProcess(process.execPath, [...SERVE_NODE_FLAGS, cli, 'serve', '--config', configFile]);
   const children = [mock, portcullis];
   let envoy: Awaited<ReturnType<typeof startEnvoy>> | undefined;
   try {
