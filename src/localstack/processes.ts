@@ -81,6 +81,8 @@ export async function startEnvoy(launch: EnvoyLaunch): Promise<EnvoyProcess> {
       '--concurrency', String(launch.concurrency ?? 2),
       // Several Envoys (tests, benchmarks, `make up`) may share a machine: no shared-memory hot restart.
       '--disable-hot-restart',
+      // Access log lines within a second (Envoy's default waits up to 10 s) for people watching `make up`.
+      '--file-flush-interval-msec', '500',
     ],
     { stdio: ['ignore', launch.inheritOutput ? 'inherit' : 'pipe', launch.inheritOutput ? 'inherit' : 'pipe'] },
   );
