@@ -1,23 +1,15 @@
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { waitFor } from '../../src/localstack/processes.ts';
-import { startStack, TEST_KEY, type Stack } from '../support/stack.ts';
+import { TEST_KEY, useStack } from '../support/stack.ts';
 
-let stack: Stack;
-let client: OpenAI;
+const running = useStack();
 
-beforeAll(async () => {
-  stack = await startStack();
-  client = new OpenAI({ apiKey: TEST_KEY, baseURL: `${stack.baseUrl}/v1`, maxRetries: 0 });
-});
-afterAll(async () => {
-  await stack?.close();
-});
-
-const ask = () => client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+const ask = () => running.client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
 
 describe('with Portcullis down, Envoy fails closed', () => {
   it('refuses requests without reaching the provider, then recovers when Portcullis returns', async () => {
+    const { stack } = running;
     await expect(ask()).resolves.toMatchObject({ object: 'chat.completion' });
     stack.mock.clearRequests();
 

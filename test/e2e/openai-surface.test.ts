@@ -1,16 +1,13 @@
 import OpenAI from 'openai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { LIMITED_KEY, rawRequest, startStack, TEST_KEY, type Stack } from '../support/stack.ts';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { clientFor, LIMITED_KEY, rawRequest, TEST_KEY, useStack, type Stack } from '../support/stack.ts';
 
+const running = useStack();
 let stack: Stack;
 let client: OpenAI;
 
-beforeAll(async () => {
-  stack = await startStack();
-  client = new OpenAI({ apiKey: TEST_KEY, baseURL: `${stack.baseUrl}/v1`, maxRetries: 0 });
-});
-afterAll(async () => {
-  await stack?.close();
+beforeAll(() => {
+  ({ stack, client } = running);
 });
 beforeEach(() => {
   stack.mock.clearRequests();
@@ -139,7 +136,7 @@ describe('embeddings and models', () => {
   it('answers /v1/models itself with the models this caller may use', async () => {
     const models = await client.models.list();
     expect(models.data.map((model) => model.id).sort()).toEqual(['gpt-4o', 'gpt-4o-mini', 'text-embedding-3-small']);
-    const limited = new OpenAI({ apiKey: LIMITED_KEY, baseURL: `${stack.baseUrl}/v1`, maxRetries: 0 });
+    const limited = clientFor(stack, LIMITED_KEY);
     const visible = await limited.models.list();
     expect(visible.data.map((model) => model.id)).toEqual(['gpt-4o-mini']);
     expect(stack.mock.requests()).toHaveLength(0);
@@ -148,7 +145,7 @@ describe('embeddings and models', () => {
 
 describe('bad input gets OpenAI-shaped errors', () => {
   it('401 without a key and with a wrong key', async () => {
-    const anonymous = new OpenAI({ apiKey: 'pc-not-a-real-key', baseURL: `${stack.baseUrl}/v1`, maxRetries: 0 });
+    const anonymous = clientFor(stack, 'pc-not-a-real-key');
     await expect(anonymous.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
     const missing = await rawRequest(stack, '/v1/models', { method: 'GET', headers: { authorization: '' } });
     expect(missing.status).toBe(401);
@@ -170,7 +167,7 @@ describe('bad input gets OpenAI-shaped errors', () => {
     expect(error).toBeInstanceOf(OpenAI.NotFoundError);
     expect((error as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
 
-    const limited = new OpenAI({ apiKey: LIMITED_KEY, baseURL: `${stack.baseUrl}/v1`, maxRetries: 0 });
+    const limited = clientFor(stack, LIMITED_KEY);
     await expect(
       limited.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] }),
     ).rejects.toBeInstanceOf(OpenAI.NotFoundError);

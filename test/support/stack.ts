@@ -1,3 +1,5 @@
+import OpenAI from 'openai';
+import { afterAll, beforeAll } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,4 +121,31 @@ export async function rawRequest(
     json = undefined;
   }
   return { status: response.status, headers: response.headers, json, text };
+}
+
+/** An OpenAI SDK client pointed at the stack's Envoy listener; no retries, so each call is one exchange. */
+export function clientFor(stack: Stack, apiKey = TEST_KEY): OpenAI {
+  return new OpenAI({ apiKey, baseURL: `${stack.baseUrl}/v1`, maxRetries: 0 });
+}
+
+/** Starts one stack for the file's tests and closes it after them. */
+export function useStack(options: StackOptions = {}): { readonly stack: Stack; readonly client: OpenAI } {
+  let current: { stack: Stack; client: OpenAI } | undefined;
+  beforeAll(async () => {
+    const stack = await startStack(options);
+    current = { stack, client: clientFor(stack) };
+  });
+  afterAll(async () => {
+    await current?.stack.close();
+  });
+  return {
+    get stack() {
+      if (!current) throw new Error('the stack is not started yet');
+      return current.stack;
+    },
+    get client() {
+      if (!current) throw new Error('the stack is not started yet');
+      return current.client;
+    },
+  };
 }
