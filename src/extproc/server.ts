@@ -56,9 +56,10 @@ export interface ExtProcServer {
 type ProcessCall = grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
 
 /**
- * Binds one exchange to one gRPC stream. Messages are handled strictly one at a time (replies leave in order
- * even when a decision becomes asynchronous), writes respect back-pressure, and the server ends the stream as
- * soon as the exchange needs nothing more.
+ * Binds one exchange to one gRPC stream. Messages go through a queue and are handled strictly one at a time:
+ * while a write waits for back-pressure to clear, later messages (pipelined STREAMED chunks) wait too, so
+ * replies always leave in order; an asynchronous decision step can join the same queue. The server ends the
+ * stream as soon as the exchange needs nothing more.
  */
 class StreamBinding {
   private readonly queue: ProcessingRequest[] = [];
