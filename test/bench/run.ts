@@ -146,8 +146,9 @@ async function main(): Promise<void> {
       body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'warm up' }] }),
     });
     if (!check.ok) throw new Error(`gateway check failed: ${check.status} ${await check.text()}`);
-    attack(vegeta, direct, 200, 2);
-    attack(vegeta, gated, 200, 2);
+    // Warm both paths (JIT tiers, connection pools) before anything is measured.
+    attack(vegeta, direct, 1000, 3);
+    attack(vegeta, gated, 1000, 3);
 
     const pid = portcullis.pid ?? 0;
     const rssStart = rssMb(pid);
