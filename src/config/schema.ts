@@ -69,6 +69,7 @@ export const configSchema = z
         // Fail closed unless an operator explicitly chooses availability over enforcement.
         failure_mode_allow: z.boolean().default(false),
         access_log: z.string().min(1).default('/dev/stdout'),
+        max_downstream_connections: z.number().int().positive().default(50_000),
       })
       .strict()
       .prefault({}),

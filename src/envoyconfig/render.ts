@@ -253,6 +253,18 @@ export function renderEnvoyBootstrap(config: GatewayConfig, options: RenderOptio
   return {
     node: { id: 'portcullis', cluster: 'portcullis' },
     admin: { address: parseAddress(config.envoy.admin_address) },
+    // A bound on open client connections, so a flood degrades into refused connections, not exhausted memory.
+    overload_manager: {
+      resource_monitors: [
+        {
+          name: 'envoy.resource_monitors.global_downstream_max_connections',
+          typed_config: {
+            '@type': 'type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig',
+            max_active_downstream_connections: config.envoy.max_downstream_connections,
+          },
+        },
+      ],
+    },
     static_resources: {
       listeners: [
         {
