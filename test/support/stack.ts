@@ -34,6 +34,7 @@ export interface Stack {
 export interface StackOptions {
   maxRequestBodyBytes?: number;
   messageTimeoutMs?: number;
+  upstreamTimeoutMs?: number;
 }
 
 /** Real Envoy (child process) in front of Portcullis and the mock provider (in this process), on free ports. */
@@ -51,7 +52,15 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...(options.messageTimeoutMs ? { message_timeout_ms: options.messageTimeoutMs } : {}),
     },
     limits: { max_request_body_bytes: options.maxRequestBodyBytes ?? 64 * 1024 },
-    upstreams: [{ name: 'mock', base_url: `${mock.url}/v1`, schema: 'openai', region: 'test' }],
+    upstreams: [
+      {
+        name: 'mock',
+        base_url: `${mock.url}/v1`,
+        schema: 'openai',
+        region: 'test',
+        ...(options.upstreamTimeoutMs ? { timeout_ms: options.upstreamTimeoutMs } : {}),
+      },
+    ],
     models: [
       { name: 'gpt-4o-mini', upstream: 'mock', upstream_model: 'mock-gpt-4o-mini' },
       { name: 'gpt-4o', upstream: 'mock', upstream_model: 'mock-gpt-4o' },

@@ -72,3 +72,12 @@ describe('mock-llm', () => {
     await expect(response.text()).rejects.toThrow();
   });
 });
+
+describe('mock-llm timing controls', () => {
+  it('delays the first byte by x-mock-first-byte-delay-ms', async () => {
+    const started = performance.now();
+    const response = await post('/v1/chat/completions', chat, { 'x-mock-first-byte-delay-ms': '150' });
+    expect(response.status).toBe(200);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(145);
+  });
+});
