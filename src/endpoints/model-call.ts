@@ -60,6 +60,11 @@ function decodeBody(body: Buffer, encoding: string | undefined): Buffer | undefi
   }
 }
 
+function queryOf(path: string): string {
+  const start = path.indexOf('?');
+  return start === -1 ? '' : path.slice(start);
+}
+
 function isSuccess(status: number | undefined): boolean {
   return status !== undefined && status >= 200 && status < 300;
 }
@@ -119,7 +124,8 @@ class ModelCallProcessor implements EndpointProcessor {
       headers: {
         set: {
           [UPSTREAM_HEADER]: target.upstream.name,
-          ':path': `${target.basePath}${upstreamRequest.path}`,
+          // The caller's query string travels on (Azure-style `api-version`, for one).
+          ':path': `${target.basePath}${upstreamRequest.path}${queryOf(state.path)}`,
           'accept-encoding': 'identity',
           ...credentialHeaders,
         },

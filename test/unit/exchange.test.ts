@@ -69,6 +69,14 @@ describe('the exchange decides', () => {
     expect(JSON.parse(String(common?.bodyMutation?.body)).model).toBe('private-2025');
   });
 
+  it('keeps the caller\'s query string on the rewritten path', () => {
+    const { exchange } = harness();
+    exchange.process(chat({ ':path': '/v1/chat/completions?api-version=2024-10-21' }));
+    const response = exchange.process(body({ model: 'public', messages: [{ role: 'user', content: 'hi' }] }));
+    const path = response?.requestBody?.response?.headerMutation?.setHeaders?.find((option) => option.header?.key === ':path');
+    expect(String(path?.header?.rawValue)).toBe('/v1/chat/completions?api-version=2024-10-21');
+  });
+
   it('strips a client-supplied routing header at request headers', () => {
     const { exchange } = harness();
     const response = exchange.process(chat({ 'x-portcullis-upstream': 'up' }));
