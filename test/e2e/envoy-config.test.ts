@@ -42,6 +42,14 @@ describe('the rendered Envoy bootstrap', () => {
     expect(yaml).toContain('sni: api.openai.com');
   });
 
+  it('passes validation for the Kubernetes pod configuration (Unix socket between the containers)', async () => {
+    const config = loadConfigFile('deploy/kubernetes/portcullis.yaml');
+    const yaml = renderEnvoyYaml(config);
+    expect(yaml).toContain('path: /var/run/portcullis/extproc.sock');
+    const result = await validateEnvoyConfig(yaml, workDir);
+    expect(result.ok, result.output).toBe(true);
+  });
+
   it('is rejected by Envoy when broken, so the validation test can fail', async () => {
     const broken = renderEnvoyYaml(bundledConfig()).replace('allow_mode_override: true', 'allow_mode_override: "perhaps"');
     const result = await validateEnvoyConfig(broken, workDir);
