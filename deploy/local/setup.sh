@@ -54,10 +54,9 @@ go_tool opa github.com/open-policy-agent/opa "$OPA_VERSION"
 go_tool nats-server github.com/nats-io/nats-server/v2 "$NATS_SERVER_VERSION"
 go_tool vegeta github.com/tsenart/vegeta/v12 "$VEGETA_VERSION"
 
-# --- Debian packages: ClickHouse (audit sink) and wrk (benchmark max-rate load) ----------------------------
+# --- Debian packages: ClickHouse (the audit sink's store) ---------------------------------------------------
 missing=()
 command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/bin/clickhouse ] || missing+=(clickhouse-server)
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing ${missing[*]} with apt-get"
