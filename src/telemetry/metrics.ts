@@ -18,6 +18,8 @@ export class MetricsTelemetry implements Telemetry {
   private readonly requests: Counter<'operation' | 'model' | 'status_class' | 'outcome'>;
   private readonly phaseSeconds: Histogram<'phase'>;
   private readonly latencySeconds: Histogram<'operation' | 'stream'>;
+  private readonly upstreamSeconds: Histogram<'upstream'>;
+  private readonly firstTokenSeconds: Histogram<'model'>;
   private readonly tokens: Counter<'model' | 'type'>;
   private readonly errorsTotal: Counter<'code'>;
   private readonly openExchanges: Gauge;
@@ -47,6 +49,20 @@ export class MetricsTelemetry implements Telemetry {
       help: 'Whole exchange duration as seen by the gateway, upstream included.',
       labelNames: ['operation', 'stream'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    });
+    this.upstreamSeconds = new Histogram({
+      name: 'portcullis_upstream_response_seconds',
+      help: 'Time until the upstream answered with response headers, by upstream.',
+      labelNames: ['upstream'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    this.firstTokenSeconds = new Histogram({
+      name: 'portcullis_time_to_first_token_seconds',
+      help: 'Time to the first streamed chunk of an SSE response, by public model.',
+      labelNames: ['model'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32],
       registers,
     });
     this.tokens = new Counter({
@@ -104,6 +120,10 @@ export class MetricsTelemetry implements Telemetry {
     this.requests.inc({ operation, model, status_class: `${Math.floor(record.status / 100)}xx`, outcome: record.outcome });
     this.latencySeconds.observe({ operation, stream: String(record.stream) }, record.latency_ms / 1000);
     if (record.error_code) this.errorsTotal.inc({ code: record.error_code });
+    if (record.upstream && record.upstream_latency_ms !== null) {
+      this.upstreamSeconds.observe({ upstream: record.upstream }, record.upstream_latency_ms / 1000);
+    }
+    if (record.ttft_ms !== null) this.firstTokenSeconds.observe({ model }, record.ttft_ms / 1000);
     if (record.tokens) {
       this.tokens.inc({ model, type: 'input' }, record.tokens.input);
       this.tokens.inc({ model, type: 'cached_input' }, record.tokens.cached_input);

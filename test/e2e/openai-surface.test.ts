@@ -51,6 +51,7 @@ describe('chat completions through Envoy', () => {
       outcome: 'ok',
       stream: false,
     });
+    expect(record.request_id).toBeTruthy();
     expect(record.tokens).toEqual({
       input: completion.usage?.prompt_tokens,
       cached_input: 0,
@@ -84,6 +85,10 @@ describe('chat completions through Envoy', () => {
     expect(record.stream).toBe(true);
     expect(record.tokens?.output).toBeGreaterThan(0);
     expect(record.ttft_ms).not.toBeNull();
+    const metrics = await (await fetch(`${stack.gateway?.admin.url}/metrics`)).text();
+    expect(metrics).toMatch(/portcullis_time_to_first_token_seconds_count\{model="gpt-4o"\} [1-9]/);
+    expect(metrics).toMatch(/portcullis_upstream_response_seconds_count\{upstream="mock"\} [1-9]/);
+    expect(metrics).toMatch(/portcullis_tokens_total\{model="gpt-4o",type="output"\} [1-9]/);
   });
 
   it('keeps the usage chunk when the caller asked for it', async () => {
@@ -110,6 +115,26 @@ describe('chat completions through Envoy', () => {
     expect(content).toBe(text);
   });
 
+  it('records the exchange when the client walks away mid-stream', async () => {
+    const controller = new AbortController();
+    const stream = await client.chat.completions.create(
+      { model: 'gpt-4o', messages: [{ role: 'user', content: 'long answer' }], stream: true },
+      { headers: { 'x-mock-chunk-size': '1', 'x-mock-chunk-delay-ms': '20' }, signal: controller.signal },
+    );
+    let received = 0;
+    // The SDK ends the iteration quietly or with an abort error, depending on timing: either is a walk-away.
+    await (async () => {
+      for await (const chunk of stream) {
+        received += 1;
+        if (chunk.choices[0]?.delta.content) controller.abort();
+      }
+    })().catch(() => undefined);
+    expect(received).toBeLessThan(5);
+    await expect.poll(() => stack.accessLog.records.length, { timeout: 5000 }).toBe(1);
+    expect(lastRecord()).toMatchObject({ stream: true, status: 200, model_asked: 'gpt-4o' });
+    expect(lastRecord().outcome).toMatch(/cancelled|incomplete/);
+  });
+
   it('records an interrupted stream when the upstream disconnects mid-stream', async () => {
     const stream = await client.chat.completions.create(
       { model: 'gpt-4o', messages: [{ role: 'user', content: 'cut me off' }], stream: true },
@@ -131,6 +156,12 @@ describe('embeddings and models', () => {
     expect(result.model).toBe('mock-embedding-small');
     expect(lastRecord()).toMatchObject({ operation: 'embeddings', model_asked: 'text-embedding-3-small', status: 200 });
     expect(lastRecord().tokens?.input).toBeGreaterThan(0);
+  });
+
+  it('returns the request id that the access record carries', async () => {
+    const response = await rawRequest(stack, '/v1/models', { method: 'GET' });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('x-request-id')).toBe(lastRecord().request_id);
   });
 
   it('answers /v1/models itself with the models this caller may use', async () => {
