@@ -11,6 +11,20 @@ import type { Endpoint, EndpointProcessor } from './endpoint.ts';
 /** The header Envoy's routes match to pick the upstream's cluster. Clients cannot set it (stripped at headers). */
 export const UPSTREAM_HEADER = 'x-portcullis-upstream';
 
+/**
+ * Headers through which a caller could hand a provider its own credential or account; only the gateway speaks
+ * to providers with credentials, so none of these leave as the caller sent them.
+ */
+const CALLER_CREDENTIAL_HEADERS = [
+  'authorization',
+  'proxy-authorization',
+  'x-api-key',
+  'api-key',
+  'x-goog-api-key',
+  'openai-organization',
+  'openai-project',
+] as const;
+
 interface ModelCallSpec {
   operation: Operation;
   path: string;
@@ -129,7 +143,7 @@ class ModelCallProcessor implements EndpointProcessor {
           'accept-encoding': 'identity',
           ...credentialHeaders,
         },
-        remove: 'authorization' in credentialHeaders ? [] : ['authorization'],
+        remove: CALLER_CREDENTIAL_HEADERS.filter((name) => !(name in credentialHeaders)),
       },
       clearRouteCache: true,
       metadata: {

@@ -22,10 +22,10 @@ function lastRecord() {
 
 describe('chat completions through Envoy', () => {
   it('routes to the upstream model, injects nothing of the caller, and meters usage', async () => {
-    const completion = await client.chat.completions.create({
-      model: 'gpt-4o-mini',
-      messages: [{ role: 'user', content: 'Say hello to the gateway' }],
-    });
+    const completion = await client.chat.completions.create(
+      { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello to the gateway' }] },
+      { headers: { 'x-api-key': 'sk-a-provider-key-the-app-should-not-have', 'OpenAI-Organization': 'org-app' } },
+    );
     expect(completion.object).toBe('chat.completion');
     expect(completion.model).toBe('mock-gpt-4o-mini');
     expect(completion.choices[0]?.message.content).toMatch(/^Mock reply #\d+ from mock-gpt-4o-mini: 5 words received\.$/);
@@ -36,6 +36,8 @@ describe('chat completions through Envoy', () => {
     expect(JSON.parse(upstream?.body ?? '{}').model).toBe('mock-gpt-4o-mini');
     // The caller's virtual key never reaches the provider, nor does the internal routing header.
     expect(upstream?.headers.authorization).toBeUndefined();
+    expect(upstream?.headers['x-api-key']).toBeUndefined();
+    expect(upstream?.headers['openai-organization']).toBeUndefined();
     expect(upstream?.headers['x-portcullis-upstream']).toBeUndefined();
     expect(upstream?.headers['content-length']).toBe(String(Buffer.byteLength(upstream?.body ?? '')));
 

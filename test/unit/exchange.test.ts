@@ -65,7 +65,11 @@ describe('the exchange decides', () => {
       authorization: 'Bearer sk-provider',
       'accept-encoding': 'identity',
     });
-    expect(common?.headerMutation?.removeHeaders).toEqual([]);
+    // Credentials a caller might send are dropped; the gateway's own authorization replaces the caller's.
+    expect(common?.headerMutation?.removeHeaders).toEqual(
+      expect.arrayContaining(['x-api-key', 'api-key', 'openai-organization', 'proxy-authorization']),
+    );
+    expect(common?.headerMutation?.removeHeaders).not.toContain('authorization');
     expect(JSON.parse(String(common?.bodyMutation?.body)).model).toBe('private-2025');
   });
 
