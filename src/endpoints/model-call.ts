@@ -55,8 +55,11 @@ function tryParseJson(text: string): unknown {
   }
 }
 
-/** Providers are asked for identity encoding, but a body that arrives compressed is still inspected. */
-function decodeBody(body: Buffer, encoding: string | undefined): Buffer | undefined {
+/**
+ * Providers are asked for identity encoding, but a body that arrives compressed is still inspected, up to the
+ * response limit once inflated (a compressed body can expand a thousandfold).
+ */
+function decodeBody(body: Buffer, encoding: string | undefined, maxOutputLength: number): Buffer | undefined {
   switch (encoding?.trim().toLowerCase()) {
     case undefined:
     case '':
@@ -64,11 +67,11 @@ function decodeBody(body: Buffer, encoding: string | undefined): Buffer | undefi
       return body;
     case 'gzip':
     case 'x-gzip':
-      return gunzipSync(body);
+      return gunzipSync(body, { maxOutputLength });
     case 'br':
-      return brotliDecompressSync(body);
+      return brotliDecompressSync(body, { maxOutputLength });
     case 'deflate':
-      return inflateSync(body);
+      return inflateSync(body, { maxOutputLength });
     default:
       return undefined;
   }
@@ -175,7 +178,7 @@ class ModelCallProcessor implements EndpointProcessor {
     const encoding = state.response.headers?.get('content-encoding');
     let decoded: Buffer | undefined;
     try {
-      decoded = decodeBody(body, encoding);
+      decoded = decodeBody(body, encoding, this.gateway.config.limits.max_response_body_bytes);
     } catch {
       decoded = undefined;
     }

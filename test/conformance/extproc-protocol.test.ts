@@ -277,6 +277,22 @@ describe('BUFFERED responses', () => {
     expect(recordOfLastExchange()?.tokens).toMatchObject({ input: 3, output: 4, total: 7 });
   });
 
+  it('does not inflate a compressed body past the response limit', async () => {
+    const stream = await routedExchange();
+    await stream.exchange({
+      responseHeaders: { headers: headerMap({ ':status': '200', 'content-type': 'application/json', 'content-encoding': 'gzip' }) },
+    });
+    // Valid JSON with usage, 9 MiB once inflated (the limit here is 8 MiB), 9 KiB on the wire.
+    const usage = '{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2},"pad":"';
+    const bomb = gzipSync(Buffer.concat([Buffer.from(usage), Buffer.alloc(9 * 1024 * 1024, 0x20), Buffer.from('"}')]));
+    expect(bomb.length).toBeLessThan(64 * 1024);
+    const reply = await stream.exchange({ responseBody: { body: bomb, endOfStream: true } });
+    expect(reply.response).toBe('responseBody');
+    expect(reply.responseBody?.response).toBeUndefined();
+    await stream.ended;
+    expect(recordOfLastExchange()).toMatchObject({ status: 200, tokens: null });
+  });
+
   it('rewrites a non-OpenAI upstream error into the OpenAI envelope with its content-length', async () => {
     const stream = await routedExchange();
     await stream.exchange({ responseHeaders: { headers: headerMap({ ':status': '502', 'content-type': 'text/html' }) } });
