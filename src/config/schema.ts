@@ -70,6 +70,8 @@ export const configSchema = z
         failure_mode_allow: z.boolean().default(false),
         access_log: z.string().min(1).default('/dev/stdout'),
         max_downstream_connections: z.number().int().positive().default(50_000),
+        // CA bundle Envoy verifies HTTPS providers against (Debian/Ubuntu path; the Envoy image has it).
+        upstream_ca_bundle: z.string().min(1).default('/etc/ssl/certs/ca-certificates.crt'),
       })
       .strict()
       .prefault({}),

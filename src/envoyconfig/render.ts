@@ -14,11 +14,6 @@ type Yaml = Record<string, unknown>;
 const EXTPROC_CLUSTER = 'portcullis_extproc';
 const BUFFER_SLACK_BYTES = 64 * 1024;
 
-export interface RenderOptions {
-  /** CA bundle used to verify HTTPS providers. */
-  caBundle?: string;
-}
-
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(3)}s`;
 }
@@ -87,7 +82,7 @@ function extProcCluster(config: GatewayConfig): Yaml {
   });
 }
 
-function providerCluster(upstream: UpstreamConfig, config: GatewayConfig, options: RenderOptions): Yaml {
+function providerCluster(upstream: UpstreamConfig, config: GatewayConfig): Yaml {
   const url = new URL(upstream.base_url);
   const tls = url.protocol === 'https:';
   const host = url.hostname.replace(/^\[|\]$/g, '');
@@ -104,7 +99,7 @@ function providerCluster(upstream: UpstreamConfig, config: GatewayConfig, option
               sni: host,
               common_tls_context: {
                 validation_context: {
-                  trusted_ca: { filename: options.caBundle ?? '/etc/ssl/certs/ca-certificates.crt' },
+                  trusted_ca: { filename: config.envoy.upstream_ca_bundle },
                   match_typed_subject_alt_names: [
                     { san_type: 'DNS', matcher: { exact: host } },
                   ],
@@ -249,7 +244,7 @@ function accessLog(config: GatewayConfig): Yaml[] {
   ];
 }
 
-export function renderEnvoyBootstrap(config: GatewayConfig, options: RenderOptions = {}): Yaml {
+export function renderEnvoyBootstrap(config: GatewayConfig): Yaml {
   return {
     node: { id: 'portcullis', cluster: 'portcullis' },
     admin: { address: parseAddress(config.envoy.admin_address) },
@@ -317,14 +312,14 @@ export function renderEnvoyBootstrap(config: GatewayConfig, options: RenderOptio
           ],
         },
       ],
-      clusters: [extProcCluster(config), ...config.upstreams.map((upstream) => providerCluster(upstream, config, options))],
+      clusters: [extProcCluster(config), ...config.upstreams.map((upstream) => providerCluster(upstream, config))],
     },
   };
 }
 
-export function renderEnvoyYaml(config: GatewayConfig, options: RenderOptions = {}): string {
+export function renderEnvoyYaml(config: GatewayConfig): string {
   return `# Rendered by \`portcullis envoy-config\` from the gateway configuration; do not edit by hand.\n${stringify(
-    renderEnvoyBootstrap(config, options),
+    renderEnvoyBootstrap(config),
     { lineWidth: 0 },
   )}`;
 }

@@ -51,10 +51,6 @@ export class FakeEnvoyStream {
     return this.replies.length;
   }
 
-  closeSend(): void {
-    this.call.end();
-  }
-
   cancel(): void {
     this.call.cancel();
   }
