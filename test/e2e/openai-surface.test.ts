@@ -168,7 +168,7 @@ describe('embeddings and models', () => {
 
   it('answers /v1/models itself with the models this caller may use', async () => {
     const models = await client.models.list();
-    expect(models.data.map((model) => model.id).sort()).toEqual(['gpt-4o', 'gpt-4o-mini', 'text-embedding-3-small']);
+    expect(models.data.map((model) => model.id).sort()).toEqual(['gpt-4o', 'gpt-4o-mini', 'gpt-offline', 'text-embedding-3-small']);
     const limited = clientFor(stack, LIMITED_KEY);
     const visible = await limited.models.list();
     expect(visible.data.map((model) => model.id)).toEqual(['gpt-4o-mini']);
@@ -272,13 +272,23 @@ describe('bad input gets OpenAI-shaped errors', () => {
     expect(lastRecord()).toMatchObject({ status: 502, outcome: 'upstream_error', error_code: 'upstream_502' });
   });
 
-  it('an unreachable upstream is a 503 in OpenAI shape', async () => {
-    const stalled = await rawRequest(stack, '/v1/chat/completions', {
+  it('a provider answering 503 in OpenAI shape passes through as it is', async () => {
+    const unavailable = await rawRequest(stack, '/v1/chat/completions', {
       body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] }),
       headers: { 'x-mock-status': '503' },
     });
-    expect(stalled.status).toBe(503);
-    expect(stalled.json).toMatchObject({ error: { type: 'server_error' } });
+    expect(unavailable.status).toBe(503);
+    expect(unavailable.json).toMatchObject({ error: { type: 'server_error', message: 'Mock error 503 on demand.' } });
+  });
+
+  it('an unreachable provider is a 503 upstream_unavailable in OpenAI shape', async () => {
+    const error = await client.chat.completions
+      .create({ model: 'gpt-offline', messages: [{ role: 'user', content: 'hi' }] })
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+    expect((error as InstanceType<typeof OpenAI.APIError>).code).toBe('upstream_unavailable');
+    expect(lastRecord()).toMatchObject({ status: 503, upstream: 'unreachable', outcome: 'upstream_error' });
   });
 });
 

@@ -60,11 +60,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         region: 'test',
         ...(options.upstreamTimeoutMs ? { timeout_ms: options.upstreamTimeoutMs } : {}),
       },
+      // Nothing listens on the discard port: every connection is refused.
+      { name: 'unreachable', base_url: 'http://127.0.0.1:9/v1', schema: 'openai', region: 'test' },
     ],
     models: [
       { name: 'gpt-4o-mini', upstream: 'mock', upstream_model: 'mock-gpt-4o-mini' },
       { name: 'gpt-4o', upstream: 'mock', upstream_model: 'mock-gpt-4o' },
       { name: 'text-embedding-3-small', upstream: 'mock', upstream_model: 'mock-embedding-small' },
+      { name: 'gpt-offline', upstream: 'unreachable', upstream_model: 'offline' },
     ],
     keys: [
       { id: 'test-team', hash: hashKey(TEST_KEY) },
