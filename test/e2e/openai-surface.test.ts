@@ -131,7 +131,7 @@ describe('chat completions through Envoy', () => {
         if (chunk.choices[0]?.delta.content) controller.abort();
       }
     })().catch(() => undefined);
-    expect(received).toBeLessThan(5);
+    expect(received).toBeLessThan(20); // of about 50 chunks: the client left early
     await expect.poll(() => stack.accessLog.records.length, { timeout: 5000 }).toBe(1);
     expect(lastRecord()).toMatchObject({ stream: true, status: 200, model_asked: 'gpt-4o' });
     expect(lastRecord().outcome).toMatch(/cancelled|incomplete/);
