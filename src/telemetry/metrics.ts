@@ -115,6 +115,11 @@ export class MetricsTelemetry implements Telemetry {
   }
 
   exchangeFinished(record: AccessRecord): void {
+    // The exchange's last reply is on its way to Envoy; accounting waits until it has left.
+    setImmediate(() => this.account(record));
+  }
+
+  private account(record: AccessRecord): void {
     const model = record.model_asked ?? '';
     const operation = record.operation ?? 'none';
     this.requests.inc({ operation, model, status_class: `${Math.floor(record.status / 100)}xx`, outcome: record.outcome });
