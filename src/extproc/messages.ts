@@ -74,6 +74,7 @@ export const ANSWERED_BY_GATEWAY = 'answered';
 
 function setHeaderOption(key: string, value: string): HeaderValueOption {
   // raw_value only (never both fields), and `append` as a BoolValue: the forms every Envoy version honours.
+  // latin1 mirrors readHeaders, so a value read from Envoy goes back byte for byte (a :path with raw UTF-8).
   return { header: { key, rawValue: Buffer.from(value, 'latin1') }, append: { value: false } };
 }
 

@@ -169,8 +169,10 @@ export function chatCompletionEvents(
     ...(includeUsage ? { usage: null } : {}),
   });
   const events = [chunk({ role: 'assistant', content: '' }, null)];
-  for (let offset = 0; offset < completion.content.length; offset += chunkSize) {
-    events.push(chunk({ content: completion.content.slice(offset, offset + chunkSize) }, null));
+  // Chunks are cut between code points, never inside a surrogate pair, as a real tokenizer's pieces are.
+  const codePoints = Array.from(completion.content);
+  for (let offset = 0; offset < codePoints.length; offset += chunkSize) {
+    events.push(chunk({ content: codePoints.slice(offset, offset + chunkSize).join('') }, null));
   }
   events.push(chunk({}, completion.finishReason));
   const lines = events.map((event) => `data: ${JSON.stringify(event)}\n\n`);
@@ -197,7 +199,8 @@ export function parseEmbeddingsRequest(body: unknown): Parsed<EmbeddingsRequest>
   const input = record.input;
   let inputs: string[];
   if (typeof input === 'string') inputs = [input];
-  else if (Array.isArray(input) && input.length > 0) inputs = input.map((item) => JSON.stringify(item));
+  // Strings embed as themselves (['hello'] equals 'hello', as in OpenAI's API); token arrays by their JSON.
+  else if (Array.isArray(input) && input.length > 0) inputs = input.map((item) => (typeof item === 'string' ? item : JSON.stringify(item)));
   else return { ok: false, message: 'input must be a string or a non-empty array' };
   const dimensions = typeof record.dimensions === 'number' && record.dimensions > 0 ? Math.min(record.dimensions, 4096) : 8;
   return { ok: true, value: { model: record.model, inputs, dimensions, base64: record.encoding_format === 'base64' } };
